@@ -1,0 +1,156 @@
+"""The JamService servicer: protobuf in, domain calls, protobuf out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import grpc
+
+from jamservice import errors, wire
+from jamservice.auth import Authenticator
+from jamservice.config import Settings
+from jamservice.hub import JamHub, Member
+from jamservice.messages import Join, Ping, Play, Pong
+from jamservice.outbox import Outbox
+from jamservice.ratelimit import TokenBucket
+from jamservice.v1 import jam_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "jamservice.v1.JamService"
+
+STATUS: dict[type[errors.JamError], grpc.StatusCode] = {
+    errors.BadRequest: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotJoined: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.AlreadyJoined: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.Impersonation: grpc.StatusCode.PERMISSION_DENIED,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.SlowConsumer: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.TooManyStreams: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.ShuttingDown: grpc.StatusCode.UNAVAILABLE,
+}
+
+
+def status_of(error: errors.JamError) -> grpc.StatusCode:
+    """The gRPC status code for a domain error."""
+    return STATUS.get(type(error), grpc.StatusCode.INTERNAL)
+
+
+async def cancel_and_wait(task: asyncio.Task[None]) -> None:
+    """Cancel a task we own and wait for it; our own cancellation still propagates."""
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+    except Exception:
+        log.debug("task ended with an error", exc_info=True)
+
+
+class JamServicer:
+    """Serves the Jam stream and GetStats on top of a JamHub."""
+
+    def __init__(self, hub: JamHub, settings: Settings) -> None:
+        self.hub = hub
+        self.settings = settings
+        self.auth = Authenticator(settings.auth_secret) if settings.auth_secret else None
+        self._aborts: set[asyncio.Task[None]] = set()
+
+    async def Jam(self, request_iterator: AsyncIterator[bytes], context: grpc.aio.ServicerContext[bytes, bytes]) -> None:
+        try:
+            user_id = self._identify(context)
+            member = Member(
+                user_id,
+                Outbox(self.settings.outbox_size),
+                TokenBucket(self.settings.loop_event_rate, self.settings.loop_event_burst),
+                lambda error: self._kick(context, error),
+            )
+            self.hub.attach(member)
+        except errors.JamError as error:
+            await context.abort(status_of(error), str(error))
+        writer = asyncio.create_task(self._write(context, member.outbox))
+        try:
+            try:
+                await self._read(context, member)
+            finally:
+                await self.hub.detach(member)
+            member.outbox.close()
+            await writer
+        except errors.JamError as error:
+            if not member.kicked:
+                member.kicked = True
+                await context.abort(status_of(error), str(error))
+        finally:
+            await cancel_and_wait(writer)
+
+    async def GetStats(self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext[pb.GetStatsRequest, pb.GetStatsResponse]) -> pb.GetStatsResponse:
+        try:
+            self._identify(context)
+        except errors.JamError as error:
+            await context.abort(status_of(error), str(error))
+        jams = await self.hub.stats()
+        response = pb.GetStatsResponse(jam_count=len(jams), user_count=sum(jams.values()))
+        for jam_id, count in jams.items():
+            response.jams[jam_id].user_count = count
+        return response
+
+    def _identify(self, context: grpc.aio.ServicerContext[object, object]) -> str:
+        if self.auth is None:
+            return str(uuid.uuid4())
+        return self.auth.user_id(context.invocation_metadata() or ())
+
+    async def _read(self, context: grpc.aio.ServicerContext[bytes, bytes], member: Member) -> None:
+        joined_once = False
+        while True:
+            raw = await context.read()
+            if raw is grpc.aio.EOF:
+                return
+            request = wire.decode_request(raw)  # type: ignore[arg-type]
+            if isinstance(request, Join):
+                joined_once = True
+                await self.hub.join(member, request.jam_id, request.name)
+            elif not joined_once:
+                raise errors.BadRequest("the first request must be a Join")
+            elif isinstance(request, Play):
+                if request.user_id and request.user_id != member.user_id:
+                    raise errors.Impersonation("loop_event.user_id must be empty or your own user id")
+                await self.hub.play(member, request.loop_event)
+            elif isinstance(request, Ping):
+                self.hub.send(member, Pong(request.client_time, time.time_ns()))
+
+    async def _write(self, context: grpc.aio.ServicerContext[bytes, bytes], outbox: Outbox) -> None:
+        while (item := await outbox.get()) is not None:
+            await context.write(item)
+
+    def _kick(self, context: grpc.aio.ServicerContext[bytes, bytes], error: errors.JamError) -> None:
+        task = asyncio.get_running_loop().create_task(self._abort(context, error))
+        self._aborts.add(task)
+        task.add_done_callback(self._aborts.discard)
+
+    async def _abort(self, context: grpc.aio.ServicerContext[bytes, bytes], error: errors.JamError) -> None:
+        try:
+            await context.abort(status_of(error), str(error))
+        except Exception:
+            # abort() always raises once the status is sent; the stream's handler does the cleanup.
+            pass
+
+    def method_handlers(self) -> grpc.GenericRpcHandler:
+        """Handlers that take and give raw bytes for Jam, so each fanned-out message is serialised once."""
+        return grpc.method_handlers_generic_handler(
+            SERVICE_NAME,
+            {
+                "Jam": grpc.stream_stream_rpc_method_handler(self.Jam),
+                "GetStats": grpc.unary_unary_rpc_method_handler(
+                    self.GetStats,
+                    request_deserializer=pb.GetStatsRequest.FromString,
+                    response_serializer=pb.GetStatsResponse.SerializeToString,
+                ),
+            },
+        )
