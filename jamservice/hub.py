@@ -7,7 +7,15 @@ from collections.abc import Callable
 
 from jamservice.backends import Backend, JamChange
 from jamservice.balancer import Placement
-from jamservice.errors import AlreadyJoined, JamError, NotJoined, RateLimited, ShuttingDown, SlowConsumer, TooManyStreams
+from jamservice.errors import (
+    AlreadyJoined,
+    JamError,
+    NotJoined,
+    RateLimited,
+    ShuttingDown,
+    SlowConsumer,
+    TooManyStreams,
+)
 from jamservice.messages import Joined, LoopChange, Outgoing, Redirected, Snapshot
 from jamservice.outbox import Outbox
 from jamservice.presence import LoopEventType
@@ -19,7 +27,7 @@ Encoder = Callable[[Outgoing], bytes]
 class Member:
     """One stream: its identity, its seat if it has one, and its outbox."""
 
-    __slots__ = ("stream_id", "user_id", "jam_id", "seq", "outbox", "limiter", "on_kick", "kicked")
+    __slots__ = ("jam_id", "kicked", "limiter", "on_kick", "outbox", "seq", "stream_id", "user_id")
 
     def __init__(self, user_id: str, outbox: Outbox, limiter: TokenBucket, on_kick: Callable[[JamError], None]) -> None:
         self.stream_id = uuid.uuid4().hex

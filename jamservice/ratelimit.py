@@ -8,7 +8,7 @@ import time
 class TokenBucket:
     """Allows `rate` events a second on average, with bursts of up to `burst`."""
 
-    __slots__ = ("rate", "burst", "_tokens", "_last")
+    __slots__ = ("_last", "_tokens", "burst", "rate")
 
     def __init__(self, rate: float, burst: float) -> None:
         self.rate = rate

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from support import Harness
 
 from jamservice.config import Settings
 from jamservice.server import start
-from support import Harness
 
 StartHarness = Callable[..., Awaitable[Harness]]
 

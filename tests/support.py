@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
-import pytest
 
-from jamservice.config import Settings
-from jamservice.server import JamServer, start
+from jamservice.server import JamServer
 from jamservice.v1 import jam_pb2 as pb
 from jamservice.v1 import jam_pb2_grpc
 
