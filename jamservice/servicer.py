@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -135,11 +136,9 @@ class JamServicer:
         task.add_done_callback(self._aborts.discard)
 
     async def _abort(self, context: grpc.aio.ServicerContext[bytes, bytes], error: errors.JamError) -> None:
-        try:
+        # abort() always raises once the status is sent; the stream's handler does the cleanup.
+        with contextlib.suppress(grpc.aio.AbortError, grpc.aio.UsageError):
             await context.abort(status_of(error), str(error))
-        except Exception:
-            # abort() always raises once the status is sent; the stream's handler does the cleanup.
-            pass
 
     def method_handlers(self) -> grpc.GenericRpcHandler:
         """Handlers that take and give raw bytes for Jam, so each fanned-out message is serialised once."""
