@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -42,19 +43,6 @@ def status_of(error: errors.JamError) -> grpc.StatusCode:
     return STATUS.get(type(error), grpc.StatusCode.INTERNAL)
 
 
-async def cancel_and_wait(task: asyncio.Task[None]) -> None:
-    """Cancel a task we own and wait for it; our own cancellation still propagates."""
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise
-    except Exception:
-        log.debug("task ended with an error", exc_info=True)
-
-
 class JamServicer:
     """Serves the Jam stream and GetStats on top of a JamHub."""
 
@@ -66,30 +54,28 @@ class JamServicer:
 
     async def Jam(self, request_iterator: AsyncIterator[bytes], context: grpc.aio.ServicerContext[bytes, bytes]) -> None:
         try:
-            user_id = self._identify(context)
             member = Member(
-                user_id,
-                Outbox(self.settings.outbox_size),
+                self._identify(context),
+                Outbox(self.settings.outbox_size, context.write),
                 TokenBucket(self.settings.loop_event_rate, self.settings.loop_event_burst),
-                lambda error: self._kick(context, error),
+                functools.partial(self._kick, context),
             )
             self.hub.attach(member)
         except errors.JamError as error:
             await context.abort(status_of(error), str(error))
-        writer = asyncio.create_task(self._write(context, member.outbox))
         try:
             try:
                 await self._read(context, member)
             finally:
                 await self.hub.detach(member)
-            member.outbox.close()
-            await writer
+            await member.outbox.flush()
         except errors.JamError as error:
+            await member.outbox.discard()
             if not member.kicked:
                 member.kicked = True
                 await context.abort(status_of(error), str(error))
         finally:
-            await cancel_and_wait(writer)
+            await member.outbox.discard()
 
     async def GetStats(self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext[pb.GetStatsRequest, pb.GetStatsResponse]) -> pb.GetStatsResponse:
         try:
@@ -125,10 +111,6 @@ class JamServicer:
                 await self.hub.play(member, request.loop_event)
             elif isinstance(request, Ping):
                 self.hub.send(member, Pong(request.client_time, time.time_ns()))
-
-    async def _write(self, context: grpc.aio.ServicerContext[bytes, bytes], outbox: Outbox) -> None:
-        while (item := await outbox.get()) is not None:
-            await context.write(item)
 
     def _kick(self, context: grpc.aio.ServicerContext[bytes, bytes], error: errors.JamError) -> None:
         task = asyncio.get_running_loop().create_task(self._abort(context, error))
