@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = "jamservice.v1.JamService"
 
+# How long a refused stream waits for its first request before it is told why.
+REFUSE_READ_SECONDS = 1.0
+
 STATUS: dict[type[errors.JamError], grpc.StatusCode] = {
     errors.BadRequest: grpc.StatusCode.INVALID_ARGUMENT,
     errors.NotJoined: grpc.StatusCode.FAILED_PRECONDITION,
@@ -62,7 +65,7 @@ class JamServicer:
             )
             self.hub.attach(member)
         except errors.JamError as error:
-            await context.abort(status_of(error), str(error))
+            await self._refuse(context, error)
         try:
             try:
                 await self._read(context, member)
@@ -76,6 +79,14 @@ class JamServicer:
                 await context.abort(status_of(error), str(error))
         finally:
             await member.outbox.discard()
+
+    async def _refuse(self, context: grpc.aio.ServicerContext[bytes, bytes], error: errors.JamError) -> None:
+        """End a stream that was never let in, once its first request has arrived (or a moment passed)."""
+        # grpc's asyncio client reports INTERNAL instead of our status when one of its writes fails
+        # after the call ended (grpc/grpc#36066); reading first lets the client's Join land.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(context.read(), REFUSE_READ_SECONDS)
+        await context.abort(status_of(error), str(error))
 
     async def GetStats(self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext[pb.GetStatsRequest, pb.GetStatsResponse]) -> pb.GetStatsResponse:
         try:
@@ -118,9 +129,14 @@ class JamServicer:
         task.add_done_callback(self._aborts.discard)
 
     async def _abort(self, context: grpc.aio.ServicerContext[bytes, bytes], error: errors.JamError) -> None:
-        # abort() always raises once the status is sent; the stream's handler does the cleanup.
-        with contextlib.suppress(grpc.aio.AbortError, grpc.aio.UsageError):
+        # abort() always raises: AbortError once the status is sent, another error when the call
+        # already ended. Either way the stream's own handler does the cleanup.
+        try:
             await context.abort(status_of(error), str(error))
+        except grpc.aio.AbortError:
+            pass
+        except Exception:
+            log.debug("stream already ended when ending it with %s", status_of(error).name, exc_info=True)
 
     def method_handlers(self) -> grpc.GenericRpcHandler:
         """Handlers that take and give raw bytes for Jam, so each fanned-out message is serialised once."""

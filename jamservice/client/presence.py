@@ -103,3 +103,11 @@ class PresenceView:
     def summary(self) -> dict[str, list[tuple[str, str, int]]]:
         """key -> [(ref, loop_name, loop_event)], handy for comparing views."""
         return {key: sorted((m.ref, m.loop_name, m.loop_event) for m in metas) for key, metas in self.state.items()}
+
+
+def arrivals_and_departures(diff: pb.PresenceDiff) -> tuple[Metas, Metas]:
+    """The metas that really joined and really left in a diff; an update (new meta replacing old) is neither."""
+    joined = [meta for presence in diff.joins.values() for meta in presence.metas]
+    replaced = {meta.ref_prev for meta in joined if meta.ref_prev}
+    left = [meta for presence in diff.leaves.values() for meta in presence.metas if meta.ref not in replaced]
+    return [meta for meta in joined if not meta.ref_prev], left
