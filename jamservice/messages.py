@@ -28,7 +28,7 @@ class Join:
             raise BadRequest("jam_id may hold only letters, digits and . _ : -")
         if len(self.name) > MAX_NAME:
             raise BadRequest(f"name is longer than {MAX_NAME} characters")
-        if any(unicodedata.category(c).startswith("C") for c in self.name):
+        if any(unicodedata.category(c) == "Cc" for c in self.name):
             raise BadRequest("name must not contain control characters")
 
 
