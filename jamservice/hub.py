@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-from jamservice.backends import Backend, JamChange
+from jamservice.backends import Backend, JamChange, Seat
 from jamservice.balancer import Placement
 from jamservice.errors import (
     AlreadyJoined,
@@ -20,6 +23,8 @@ from jamservice.messages import Joined, LoopChange, Outgoing, Redirected, Snapsh
 from jamservice.outbox import Outbox
 from jamservice.presence import LoopEventType
 from jamservice.ratelimit import TokenBucket
+
+log = logging.getLogger(__name__)
 
 Encoder = Callable[[Outgoing], bytes]
 
@@ -58,6 +63,7 @@ class JamHub:
         self.members: dict[str, Member] = {}
         self._jams: dict[str, dict[str, Member]] = {}
         self.closing = False
+        self._tasks: set[asyncio.Task[None]] = set()
         backend.listener = self._fan_out
 
     def attach(self, member: Member) -> None:
@@ -84,15 +90,33 @@ class JamHub:
         """Seat the member, or send it a redirect when the jam is full."""
         if member.jam_id is not None:
             raise AlreadyJoined(f"already in jam {member.jam_id}")
-        result = await self.backend.join(member.stream_id, member.user_id, name, jam_id)
+        result = await self.backend.join(
+            member.stream_id, member.user_id, name, jam_id, lambda seat: self._seat(member, seat)
+        )
         if isinstance(result, Placement):
             self.send(member, Redirected(jam_id, result.jam_id))
+
+    def _seat(self, member: Member, seat: Seat) -> None:
+        # Runs in the same step as the backend's change, so the member misses no later change of the jam.
+        if member.stream_id not in self.members:
+            # The stream ended while its join was under way: give the seat back.
+            self._spawn(self.backend.leave(seat.jam_id, member.stream_id))
             return
-        member.jam_id = result.jam_id
-        member.seq = result.seq
-        self._jams.setdefault(result.jam_id, {})[member.stream_id] = member
-        self.send(member, Joined(member.user_id, result.jam_id, result.meta.loop_name))
-        self.send(member, Snapshot(result.state))
+        member.jam_id = seat.jam_id
+        member.seq = seat.seq
+        self._jams.setdefault(seat.jam_id, {})[member.stream_id] = member
+        self.send(member, Joined(member.user_id, seat.jam_id, seat.meta.loop_name))
+        self.send(member, Snapshot(seat.state))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background jam task failed", exc_info=task.exception())
 
     async def leave(self, member: Member) -> None:
         """Give up the member's seat; harmless when it has none."""

@@ -33,10 +33,13 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.keepalive_time_ms", int(settings.keepalive_seconds * 1000)),
         ("grpc.keepalive_timeout_ms", int(settings.keepalive_timeout_seconds * 1000)),
+        # Core waits this long for any ping's ack, keepalive or not; its default of one minute would
+        # otherwise keep a silent peer for a minute whatever keepalive_timeout_ms says.
+        ("grpc.http2.ping_timeout_ms", int(settings.keepalive_timeout_seconds * 1000)),
         ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.min_recv_ping_interval_without_data_ms", MIN_CLIENT_PING_INTERVAL_MS),
-        # Without this, core throttles the server's own keepalive pings on idle streams to one per 5 minutes.
-        ("grpc.http2.min_ping_interval_without_data_ms", int(settings.keepalive_seconds * 1000)),
+        # The shortest interval between a client's pings that is not abuse (the server's own pings are
+        # not throttled by it). Faster pingers get GOAWAY too_many_pings on the third strike.
+        ("grpc.http2.min_ping_interval_without_data_ms", MIN_CLIENT_PING_INTERVAL_MS),
         ("grpc.http2.max_pings_without_data", 0),
         ("grpc.so_reuseport", 0),
     ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 import uuid
@@ -61,7 +60,7 @@ class JamServicer:
                 self._identify(context),
                 Outbox(self.settings.outbox_size, context.write),
                 TokenBucket(self.settings.loop_event_rate, self.settings.loop_event_burst),
-                functools.partial(self._kick, context),
+                lambda error: self._kick(context, member, error),
             )
             self.hub.attach(member)
         except errors.JamError as error:
@@ -123,12 +122,20 @@ class JamServicer:
             elif isinstance(request, Ping):
                 self.hub.send(member, Pong(request.client_time, time.time_ns()))
 
-    def _kick(self, context: grpc.aio.ServicerContext[bytes, bytes], error: errors.JamError) -> None:
-        task = asyncio.get_running_loop().create_task(self._abort(context, error))
+    def _kick(self, context: grpc.aio.ServicerContext[bytes, bytes], member: Member, error: errors.JamError) -> None:
+        task = asyncio.get_running_loop().create_task(self._abort(context, member, error))
         self._aborts.add(task)
         task.add_done_callback(self._aborts.discard)
 
-    async def _abort(self, context: grpc.aio.ServicerContext[bytes, bytes], error: errors.JamError) -> None:
+    async def _abort(
+        self, context: grpc.aio.ServicerContext[bytes, bytes], member: Member, error: errors.JamError
+    ) -> None:
+        # The status goes out only after what the client has not read yet, which may be never:
+        # give up the seat first, so the other members see this one leave now.
+        try:
+            await self.hub.leave(member)
+        except Exception:
+            log.warning("could not give up the seat of a stream ended with %s", status_of(error).name, exc_info=True)
         # abort() always raises: AbortError once the status is sent, another error when the call
         # already ended. Either way the stream's own handler does the cleanup.
         try:

@@ -35,6 +35,7 @@ class Seat:
 
 
 Listener = Callable[[JamChange], None]
+Seated = Callable[[Seat], None]
 
 
 class Backend(abc.ABC):
@@ -55,8 +56,12 @@ class Backend(abc.ABC):
         """Close connections, if any."""
 
     @abc.abstractmethod
-    async def join(self, stream_id: str, user_id: str, name: str, jam_id: str = "") -> Seat | Placement:
-        """Seat a stream in a jam (empty jam_id: the balancer picks), or return the redirect for a full jam."""
+    async def join(self, stream_id: str, user_id: str, name: str, jam_id: str, seated: Seated) -> Seat | Placement:
+        """Seat a stream in a jam (empty jam_id: the balancer picks), or return the redirect for a full jam.
+
+        `seated` is called with the seat before the join's change reaches the listener, even when
+        the caller was cancelled meanwhile, so the seat always has an owner who can give it back.
+        """
 
     @abc.abstractmethod
     async def leave(self, jam_id: str, stream_id: str) -> None:

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from jamservice import presence
-from jamservice.backends import Backend, JamChange, Seat
+from jamservice.backends import Backend, JamChange, Seat, Seated
 from jamservice.balancer import JamBalancer, Placement
 from jamservice.errors import NotJoined
 from jamservice.loops import LoopCycler
@@ -28,7 +28,7 @@ class MemoryBackend(Backend):
         self._jams: dict[str, _Jam] = {}
         self._balancer = JamBalancer(cycler.capacity)
 
-    async def join(self, stream_id: str, user_id: str, name: str, jam_id: str = "") -> Seat | Placement:
+    async def join(self, stream_id: str, user_id: str, name: str, jam_id: str, seated: Seated) -> Seat | Placement:
         placement = self._balancer.place(jam_id)
         if placement.redirected_from is not None:
             return placement
@@ -46,8 +46,10 @@ class MemoryBackend(Backend):
         jam.seq += 1
         jam.streams[stream_id] = (user_id, meta.ref)
         self._balancer.resize(placement.jam_id, len(jam.streams))
+        seat = Seat(placement.jam_id, meta, jam.state, jam.seq)
+        seated(seat)
         self.listener(JamChange(placement.jam_id, jam.seq, diff, stream_id))
-        return Seat(placement.jam_id, meta, jam.state, jam.seq)
+        return seat
 
     async def leave(self, jam_id: str, stream_id: str) -> None:
         jam = self._jams.get(jam_id)
