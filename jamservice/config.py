@@ -42,8 +42,8 @@ class Settings:
         for f in fields(cls):
             assert f.default is not MISSING
             kind = type(f.default)
-            raw = env.get(f.metadata["env"])
-            default = kind(raw) if raw is not None else f.default
+            # argparse converts a string default with `type`, so a bad env value is a usage error too.
+            default = env.get(f.metadata["env"], f.default)
             parser.add_argument(
                 "--" + f.name.replace("_", "-"),
                 type=kind,

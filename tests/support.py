@@ -72,6 +72,9 @@ class JamClient:
             await asyncio.wait_for(drain(), timeout)
         except grpc.aio.AioRpcError:
             pass
+        except asyncio.TimeoutError:
+            self.call.cancel()
+            raise AssertionError(f"stream still open after {timeout} s") from None
         return await self.call.code(), await self.call.details() or ""
 
     async def half_close(self) -> None:

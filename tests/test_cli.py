@@ -228,6 +228,8 @@ async def test_screen_shows_members_live_and_p_plays_to_the_others(jam: Harness)
     async with app.run_test(size=(100, 30)) as pilot:
         await until(app, lambda: app.session is not None and app.session.joined.is_set())
         assert app.session is not None
+        # Joined comes before the PresenceState that fills the table.
+        await until(app, lambda: len(table_rows(app)) == 1)
         assert table_rows(app) == [["▶", "ann", app.session.loop_name, "-"]]
 
         bob = jam.client()

@@ -45,7 +45,7 @@ def servicer_with_jams(settings: Settings, sizes: dict[str, int]) -> JamServicer
     async def seat() -> None:
         for jam_id, size in sizes.items():
             for i in range(size):
-                await backend.join(f"{jam_id}-stream-{i}", f"{jam_id}-user-{i}", "", jam_id)
+                await backend.join(f"{jam_id}-stream-{i}", f"{jam_id}-user-{i}", "", jam_id, lambda seat: None)
 
     asyncio.run(seat())
     return JamServicer(JamHub(backend, wire.encode, settings.max_streams), settings)
