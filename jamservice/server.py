@@ -41,6 +41,10 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
         # not throttled by it). Faster pingers get GOAWAY too_many_pings on the third strike.
         ("grpc.http2.min_ping_interval_without_data_ms", MIN_CLIENT_PING_INTERVAL_MS),
         ("grpc.http2.max_pings_without_data", 0),
+        # Calls waiting for the application to pick them up; past these, core resets new calls.
+        # A reconnect herd opens thousands of streams at once, so allow as many as --max-streams.
+        ("grpc.server.max_pending_requests", settings.max_streams),
+        ("grpc.server.max_pending_requests_hard_limit", settings.max_streams),
         ("grpc.so_reuseport", 0),
     ]
 

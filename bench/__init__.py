@@ -1,0 +1,1 @@
+"""Benchmarks: our jam server against a bare grpc.aio fan-out baseline, under load from separate processes."""
