@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import machine, summarise, table
-from bench.scenarios import KINDS, Params, progress, run_fanout, run_members
+from bench.scenarios import MEMBER_KINDS, Params, progress, run_fanout, run_members
 
 SCENARIOS = ("fanout", "join-storm", "idle")
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results.json"
@@ -65,9 +65,9 @@ def main(argv: list[str] | None = None) -> None:
         if chosen & {"join-storm", "idle"}:
             progress(f"run {index + 1}/{params.runs}: join storm and idle members")
             # Alternate which server goes first, so a slow spell on the machine does not always hit the same one.
-            order = KINDS if index % 2 == 0 else tuple(reversed(KINDS))
+            order = MEMBER_KINDS if index % 2 == 0 else tuple(reversed(MEMBER_KINDS))
             members = {kind: run_members(params, kind) for kind in order}
-            run["members"] = {kind: members[kind] for kind in KINDS}
+            run["members"] = {kind: members[kind] for kind in MEMBER_KINDS}
         runs.append(run)
         progress(f"run {index + 1} done at {time.monotonic() - started:.0f} s")
     info["load_average_at_end"] = list(os.getloadavg())

@@ -26,6 +26,7 @@ OURS_FLAGS = ["--loop-event-rate", "1000000", "--loop-event-burst", "1000000", "
 COMMANDS = {
     "ours": [sys.executable, "-m", "jamservice.server", "--listen", "127.0.0.1:0", "--grace-seconds", "1", *OURS_FLAGS],
     "baseline": [sys.executable, "-m", "bench.baseline", "--listen", "127.0.0.1:0"],
+    "floor": [sys.executable, "-m", "bench.floor", "--listen", "127.0.0.1:0"],
 }
 
 

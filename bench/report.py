@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.processes import OURS_FLAGS, ROOT
-from bench.scenarios import KINDS, median_of
+from bench.scenarios import KINDS, MEMBER_KINDS, median_of
 
 FIGURES = ("delivered_msgs_per_s", "cpu_us_per_msg", "cpu_us_per_event", "latency_p50_ms", "latency_p99_ms",
            "server_cpu_percent", "server_system_cpu_percent", "load_cpu_percent", "offered_events_per_s",
@@ -90,7 +90,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 "jam_counts": [m[kind]["join_storm"]["jam_count"] for m in members],
                 "members": members[0][kind]["join_storm"]["members"],
             }
-            for kind in KINDS
+            for kind in MEMBER_KINDS if kind in members[0]
         }
         summary["idle"] = {
             kind: {
@@ -99,7 +99,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                                   "rss_after_bytes")},
                 "streams_per_channel": members[0][kind]["idle"]["streams_per_channel"],
             }
-            for kind in KINDS
+            for kind in MEMBER_KINDS if kind in members[0]
         }
         summary["idle"]["rss_per_member_ratio"] = median_of(
             [m["ours"]["idle"]["rss_bytes_per_member"] / m["baseline"]["idle"]["rss_bytes_per_member"]
@@ -223,26 +223,30 @@ def table(results: dict[str, Any]) -> str:
                 lines.append(f"  run {index + 1} {kind:8} {steps}")
     storm = summary.get("join_storm")
     if storm:
+        storm_kinds = [kind for kind in MEMBER_KINDS if kind in storm]
         lines += ["", (f"JOIN STORM: {storm['ours']['members']} auto-placed joins at once on an empty server"
                   " (Join written -> PresenceState read)"),
                   f"{'server':10} {'joins/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  jams per run"]
-        for kind in KINDS:
+        for kind in storm_kinds:
             s = storm[kind]
             lines.append(f"{kind:10} {_f(s['joins_per_s'], 0):>9} {_f(s['latency_p50_ms']):>8}"
                          f" {_f(s['latency_p99_ms']):>8} {_f(s['latency_max_ms']):>8}  {s['jam_counts']}")
     idle = summary.get("idle")
     if idle:
+        idle_kinds = [kind for kind in MEMBER_KINDS if kind in idle]
         lines += ["", (f"IDLE: joined members doing nothing, {idle['ours']['streams_per_channel']} streams per channel"
                   " (the join-storm members are among them); RSS per member = (RSS with members - RSS before)/members;"
                   f" idle CPU over {params['idle_window_s']} s (psutil, 10 ms tick resolution)"),
                   (f"{'server':10} {'members':>8} {'KB/member':>10} {'RSS before MB':>14} {'RSS after MB':>13}"
                   f" {'idle CPU %':>10}")]
-        for kind in KINDS:
+        for kind in idle_kinds:
             s = idle[kind]
             lines.append(f"{kind:10} {_f(s['members'], 0):>8} {_f(s['rss_bytes_per_member'] / KB):>10}"
                          f" {_f(s['rss_before_bytes'] / 1e6):>14} {_f(s['rss_after_bytes'] / 1e6):>13}"
                          f" {_f(s['idle_cpu_percent'], 2):>10}")
         lines.append(f"RSS per member ours/baseline: {_f(idle['rss_per_member_ratio'], 2)}  (KB = 1,000 bytes)")
+        if "floor" in idle:
+            lines.append("floor: a grpc.aio server that only holds each stream (one coroutine, no queue): grpcio's own cost")
     lines += ["", "TARGETS:"]
     for name, target in summary["targets"].items():
         detail = ", ".join(f"{k} {_f(v, 2) if isinstance(v, float) else v}" for k, v in target.items() if k != "met")

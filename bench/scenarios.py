@@ -13,6 +13,8 @@ from typing import Any
 from bench.processes import LoadPool, ServerProcess, split
 
 KINDS = ("ours", "baseline")
+# The member scenarios also run the floor: what grpcio alone costs per open stream.
+MEMBER_KINDS = (*KINDS, "floor")
 
 
 @dataclass(frozen=True)
