@@ -153,6 +153,7 @@ class JamHub:
         for member in list(self.members.values()):
             await self.leave(member)
             member.kick(ShuttingDown())
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _fan_out(self, change: JamChange) -> None:
         members = self._jams.get(change.jam_id)

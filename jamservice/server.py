@@ -64,6 +64,7 @@ class JamServer:
             await self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.servicer.hub.close()
         await self.server.stop(grace)
+        await self.servicer.close()
         await self.servicer.hub.backend.disconnect()
 
 

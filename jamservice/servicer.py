@@ -145,6 +145,12 @@ class JamServicer:
         except Exception:
             log.debug("stream already ended when ending it with %s", status_of(error).name, exc_info=True)
 
+    async def close(self) -> None:
+        """Stop the tasks that are still ending streams."""
+        for task in list(self._aborts):
+            task.cancel()
+        await asyncio.gather(*self._aborts, return_exceptions=True)
+
     def method_handlers(self) -> grpc.GenericRpcHandler:
         """Handlers that take and give raw bytes for Jam, so each fanned-out message is serialised once."""
         return grpc.method_handlers_generic_handler(
