@@ -7,6 +7,8 @@ import os
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
 
 def _setting(default: Any, help: str, env: str) -> Any:
     return field(default=default, metadata={"help": help, "env": env})
@@ -42,8 +44,13 @@ class Settings:
         for f in fields(cls):
             assert f.default is not MISSING
             kind = type(f.default)
-            # argparse converts a string default with `type`, so a bad env value is a usage error too.
-            default = env.get(f.metadata["env"], f.default)
+            default = f.default
+            raw = env.get(f.metadata["env"])
+            if raw is not None:
+                try:
+                    default = kind(raw)
+                except ValueError:
+                    parser.error(f"environment variable {f.metadata['env']}: invalid {kind.__name__} value {raw!r}")
             parser.add_argument(
                 "--" + f.name.replace("_", "-"),
                 type=kind,
@@ -63,6 +70,8 @@ class Settings:
         for name in positive:
             if getattr(self, name) <= 0:
                 return f"--{name.replace('_', '-')} must be positive"
+        if self.log_level.upper() not in LOG_LEVELS:
+            return f"--log-level must be one of {', '.join(LOG_LEVELS)}"
         if bool(self.tls_cert) != bool(self.tls_key):
             return "--tls-cert and --tls-key go together"
         return None

@@ -25,6 +25,8 @@ log = logging.getLogger("jamservice")
 
 # Clients may ping this often (with the README's recommended client options they ping every 20 s).
 MIN_CLIENT_PING_INTERVAL_MS = 5000
+# grpc core's own hard limit of calls waiting to be picked up.
+MIN_PENDING_CALLS = 3000
 
 
 def server_options(settings: Settings) -> list[tuple[str, int]]:
@@ -41,10 +43,11 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
         # not throttled by it). Faster pingers get GOAWAY too_many_pings on the third strike.
         ("grpc.http2.min_ping_interval_without_data_ms", MIN_CLIENT_PING_INTERVAL_MS),
         ("grpc.http2.max_pings_without_data", 0),
-        # Calls waiting for the application to pick them up; past these, core resets new calls.
-        # A reconnect herd opens thousands of streams at once, so allow as many as --max-streams.
-        ("grpc.server.max_pending_requests", settings.max_streams),
-        ("grpc.server.max_pending_requests_hard_limit", settings.max_streams),
+        # Calls waiting for the application to pick them up; past these, core cancels new calls
+        # before the servicer sees them. A reconnect herd opens thousands of streams at once, so
+        # allow at least as many as --max-streams, which then refuses the extra ones with a status.
+        ("grpc.server.max_pending_requests", max(settings.max_streams, MIN_PENDING_CALLS)),
+        ("grpc.server.max_pending_requests_hard_limit", max(settings.max_streams, MIN_PENDING_CALLS)),
         ("grpc.so_reuseport", 0),
     ]
 

@@ -83,7 +83,7 @@ class JamServicer:
         """End a stream that was never let in, once its first request has arrived (or a moment passed)."""
         # grpc's asyncio client reports INTERNAL instead of our status when one of its writes fails
         # after the call ended (grpc/grpc#36066); reading first lets the client's Join land.
-        with contextlib.suppress(asyncio.TimeoutError):
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(context.read(), REFUSE_READ_SECONDS)
         await context.abort(status_of(error), str(error))
 

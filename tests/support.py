@@ -72,7 +72,7 @@ class JamClient:
             await asyncio.wait_for(drain(), timeout)
         except grpc.aio.AioRpcError:
             pass
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.call.cancel()
             raise AssertionError(f"stream still open after {timeout} s") from None
         return await self.call.code(), await self.call.details() or ""

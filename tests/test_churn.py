@@ -11,12 +11,14 @@ import time
 import tracemalloc
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import grpc
 import pytest
 from crowd_support import StatsWatch, Watcher, check_jam_stats, summarize
 from support import Harness
 
+import jamservice
 from jamservice.backends import Seat, Seated
 from jamservice.balancer import Placement
 from jamservice.hub import Member
@@ -207,7 +209,7 @@ def count_instances(*kinds: type) -> dict[str, int]:
 
 def jamservice_bytes(snapshot: tracemalloc.Snapshot) -> int:
     """Bytes allocated from jamservice's own source files and still alive."""
-    ours = snapshot.filter_traces([tracemalloc.Filter(True, "*/jamservice/*")])
+    ours = snapshot.filter_traces([tracemalloc.Filter(True, str(Path(jamservice.__file__).parent / "*"))])
     return sum(stat.size for stat in ours.statistics("filename"))
 
 
