@@ -66,6 +66,9 @@ class JamServicer:
         except errors.JamError as error:
             await self._refuse(context, error)
         try:
+            # Headers go first, on their own: a status sent while the first message is still being
+            # written would otherwise carry headers again, which grpc refuses (TOO_MANY_OPERATIONS).
+            await context.send_initial_metadata(())
             try:
                 await self._read(context, member)
             finally:
@@ -109,6 +112,9 @@ class JamServicer:
             raw = await context.read()
             if raw is grpc.aio.EOF:
                 return
+            if member.kicked:
+                # Its status is on the way (behind what it has not read); nothing more of it counts.
+                continue
             request = wire.decode_request(raw)  # type: ignore[arg-type]
             if isinstance(request, Join):
                 joined_once = True

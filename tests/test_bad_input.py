@@ -172,3 +172,26 @@ async def test_one_bad_stream_does_not_disturb_a_playing_jam(jam: Harness) -> No
     assert (await ann.diff()).joins[bob.user_id].metas[0].loop_event == PLAYED
     assert (await ann.next("loop_event")).loop_event.user_id == bob.user_id
     await assert_quiet(ann)
+
+
+@pytest.mark.parametrize(
+    ("second", "code"),
+    [
+        (b"\xff\xff", grpc.StatusCode.INVALID_ARGUMENT),
+        (join_request("room"), grpc.StatusCode.FAILED_PRECONDITION),
+        (pb.JamRequest(loop_event=pb.LoopEvent(type=PLAYED, user_id="someone-else")).SerializeToString(),
+         grpc.StatusCode.PERMISSION_DENIED),
+    ],
+    ids=["garbage", "second-join", "impersonation"],
+)
+async def test_a_bad_request_right_behind_the_join_still_gets_its_status(
+    jam: Harness, second: bytes, code: grpc.StatusCode
+) -> None:
+    # The status must not collide with the Joined and PresenceState still being written.
+    for _ in range(5):
+        stream = RawStream(jam.channel())
+        await stream.write(join_request("room"))
+        await stream.write(second)
+        assert (await stream.status())[0] == code
+    stats = await jam.stats()
+    assert (stats.jam_count, stats.user_count) == (0, 0)
