@@ -31,22 +31,37 @@ async def test_node_client_joins_plays_and_leaves_with_a_python_member(jam: Harn
     assert process.stdin and process.stdout
     try:
         joined = (await read_json(process.stdout))["joined"]
-        assert isinstance(joined, dict) and joined["loop_name"] == "Amsterdam_Layers"
-        state = (await read_json(process.stdout))["presence_state"]
-        assert isinstance(state, dict) and set(state["presences"]) == {python_member.user_id, joined["user_id"]}
-        assert list((await python_member.diff()).joins) == [joined["user_id"]]
+        assert isinstance(joined, dict) and joined["loopName"] == "Amsterdam_Layers"
+        state = (await read_json(process.stdout))["presenceState"]
+        assert isinstance(state, dict) and set(state["presences"]) == {python_member.user_id, joined["userId"]}
+        assert list((await python_member.diff()).joins) == [joined["userId"]]
 
         process.stdin.write(b"play\n")
         await process.stdin.drain()
-        assert (await python_member.diff()).joins[joined["user_id"]].metas[0].loop_event == PLAYED
+        assert (await python_member.diff()).joins[joined["userId"]].metas[0].loop_event == PLAYED
         event = (await python_member.next("loop_event")).loop_event
-        assert event.user_id == joined["user_id"] and event.type == PLAYED
+        assert event.user_id == joined["userId"] and event.type == PLAYED
 
         process.stdin.write(b"quit\n")
         await process.stdin.drain()
-        assert list((await python_member.diff()).leaves) == [joined["user_id"]]
+        assert list((await python_member.diff()).leaves) == [joined["userId"]]
         assert await asyncio.wait_for(process.wait(), TIMEOUT) == 0
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_node_client_follows_a_redirect_and_runs_piped_commands_once_seated(jam: Harness) -> None:
+    node = shutil.which("node")
+    assert node, "node is required for the cross-language client test"
+    for _ in range(7):
+        await jam.joined("full")
+    process = await asyncio.create_subprocess_exec(
+        node, str(SCRIPT), "--server", jam.address, "--jam", "full",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(b"play\nquit\n"), TIMEOUT)
+    assert process.returncode == 0, err.decode()
+    kinds = [next(iter(json.loads(line))) for line in out.decode().splitlines()]
+    assert kinds == ["joinRedirect", "joined", "presenceState", "presenceDiff"]

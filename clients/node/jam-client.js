@@ -19,12 +19,14 @@ function option(name, fallback) {
 
 const server = option("server", "127.0.0.1:50051");
 const protoRoot = path.join(__dirname, "..", "..", "protos");
+// camelCase names, enum names, int64 as strings and no default values: protobuf's JSON
+// mapping, as jam-cli --json prints it.
 const definition = protoLoader.loadSync("jamservice/v1/jam.proto", {
   includeDirs: [protoRoot],
-  keepCase: true,
+  keepCase: false,
   longs: String,
   enums: String,
-  defaults: true,
+  defaults: false,
   oneofs: true,
 });
 const { JamService } = grpc.loadPackageDefinition(definition).jamservice.v1;
@@ -38,41 +40,62 @@ const client = new JamService(server, grpc.credentials.createInsecure(), {
 });
 
 const call = client.Jam();
-let finished = false;
+const name = option("name", "");
+let joined = false;
+let ending = false;
+const waiting = []; // commands typed before the stream holds a seat
+
+function send(request) {
+  if (!ending) call.write(request);
+}
 
 call.on("data", (response) => {
   const kind = response.kind;
   console.log(JSON.stringify({ [kind]: response[kind] }));
-  if (kind === "join_redirect") {
-    call.write({ join: { jam_id: response.join_redirect.jam_id, name: option("name", "") } });
+  if (kind === "joinRedirect") {
+    send({ join: { jamId: response.joinRedirect.jamId, name } });
+  } else if (kind === "joined") {
+    joined = true;
+    waiting.splice(0).forEach((command) => command());
   }
 });
+// Exit by closing the channel rather than process.exit(), which could cut off stdout.
 call.on("error", (error) => {
-  finished = true;
   console.error(`stream failed: ${grpc.status[error.code]}: ${error.details}`);
-  process.exit(1);
+  process.exitCode = 1;
+  client.close();
 });
-call.on("end", () => {
-  finished = true;
-  process.exit(0);
-});
+call.on("end", () => client.close());
 
-call.write({ join: { jam_id: option("jam", ""), name: option("name", "") } });
+send({ join: { jamId: option("jam", ""), name } });
+
+function quit() {
+  if (!ending) {
+    ending = true;
+    call.end();
+  }
+}
 
 const commands = {
-  play: () => call.write({ loop_event: { type: "LOOP_EVENT_TYPE_PLAYED" } }),
-  stop: () => call.write({ loop_event: { type: "LOOP_EVENT_TYPE_STOPPED" } }),
-  ping: () => call.write({ ping: { client_time_unix_nanos: String(BigInt(Date.now()) * 1000000n) } }),
-  quit: () => call.end(),
+  play: () => send({ loopEvent: { type: "LOOP_EVENT_TYPE_PLAYED" } }),
+  stop: () => send({ loopEvent: { type: "LOOP_EVENT_TYPE_STOPPED" } }),
+  ping: () => send({ ping: { clientTimeUnixNanos: String(BigInt(Date.now()) * 1000000n) } }),
+  quit,
 };
 
-readline.createInterface({ input: process.stdin }).on("line", (line) => {
+const input = readline.createInterface({ input: process.stdin });
+call.on("close", () => input.close());
+input.on("line", (line) => {
   const command = commands[line.trim()];
-  if (command) {
+  if (!command) {
+    if (line.trim()) console.error(`unknown command ${JSON.stringify(line.trim())}: use play, stop, ping or quit`);
+  } else if (joined) {
     command();
-  } else if (line.trim()) {
-    console.error(`unknown command ${JSON.stringify(line.trim())}: use play, stop, ping or quit`);
+  } else {
+    waiting.push(command);
   }
 }).on("close", () => {
-  if (!finished) call.end();
+  // End of input: finish what was typed once seated, then leave.
+  if (joined) quit();
+  else waiting.push(quit);
 });
