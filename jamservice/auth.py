@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import jwt
 
 from jamservice.errors import Unauthenticated
+from jamservice.messages import unprintable
 
 
 class Authenticator:
@@ -31,8 +32,8 @@ class Authenticator:
         except jwt.InvalidTokenError as error:
             raise Unauthenticated(f"invalid token: {error}") from None
         subject = claims["sub"]
-        if not isinstance(subject, str) or not subject or len(subject) > 128:
-            raise Unauthenticated("token subject must be a non-empty string of at most 128 characters")
+        if not isinstance(subject, str) or not subject or len(subject) > 128 or unprintable(subject):
+            raise Unauthenticated("token subject must be 1 to 128 printable characters")
         return subject
 
 

@@ -8,6 +8,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+MIN_OUTBOX = 8
 
 
 def _setting(default: Any, help: str, env: str) -> Any:
@@ -26,7 +27,15 @@ class Settings:
     max_message_bytes: int = _setting(16384, "largest request message accepted", "JAM_MAX_MESSAGE_BYTES")
     loop_event_rate: float = _setting(20.0, "loop events a second allowed per stream, on average", "JAM_LOOP_EVENT_RATE")
     loop_event_burst: float = _setting(40.0, "loop events a stream may send in a burst", "JAM_LOOP_EVENT_BURST")
+    ping_rate: float = _setting(20.0, "pings a second allowed per stream, on average", "JAM_PING_RATE")
+    ping_burst: float = _setting(100.0, "pings a stream may send in a burst", "JAM_PING_BURST")
     max_streams: int = _setting(20000, "concurrent Jam streams per process", "JAM_MAX_STREAMS")
+    max_streams_per_connection: int = _setting(
+        1000, "concurrent streams per HTTP/2 connection; more wait in the client", "JAM_MAX_STREAMS_PER_CONNECTION"
+    )
+    join_timeout_seconds: float = _setting(
+        10.0, "seconds a new stream has to take its first seat", "JAM_JOIN_TIMEOUT_SECONDS"
+    )
     keepalive_seconds: float = _setting(10.0, "idle seconds before the server pings a client", "JAM_KEEPALIVE_SECONDS")
     keepalive_timeout_seconds: float = _setting(
         10.0, "seconds to wait for a ping's answer before dropping the client", "JAM_KEEPALIVE_TIMEOUT_SECONDS"
@@ -66,10 +75,13 @@ class Settings:
     def problem(self) -> str | None:
         """What is wrong with these settings, if anything."""
         positive = ("grace_seconds", "outbox_size", "max_message_bytes", "loop_event_rate", "loop_event_burst",
-                    "max_streams", "keepalive_seconds", "keepalive_timeout_seconds")
+                    "ping_rate", "ping_burst", "max_streams", "max_streams_per_connection", "join_timeout_seconds",
+                    "keepalive_seconds", "keepalive_timeout_seconds")
         for name in positive:
             if getattr(self, name) <= 0:
                 return f"--{name.replace('_', '-')} must be positive"
+        if self.outbox_size < MIN_OUTBOX:
+            return f"--outbox-size must be at least {MIN_OUTBOX}: a join alone queues two messages"
         if self.log_level.upper() not in LOG_LEVELS:
             return f"--log-level must be one of {', '.join(LOG_LEVELS)}"
         if bool(self.tls_cert) != bool(self.tls_key):

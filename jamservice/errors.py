@@ -36,6 +36,10 @@ class RateLimited(JamError):
     """The member sent loop events faster than allowed."""
 
 
+class JoinTimeout(JamError):
+    """The stream did not take a seat in time."""
+
+
 class TooManyStreams(JamError):
     """The process holds as many streams as it may."""
 

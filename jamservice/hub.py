@@ -32,7 +32,7 @@ Encoder = Callable[[Outgoing], bytes]
 class Member:
     """One stream: its identity, its seat if it has one, and its outbox."""
 
-    __slots__ = ("jam_id", "kicked", "limiter", "on_kick", "outbox", "seq", "stream_id", "user_id")
+    __slots__ = ("jam_id", "kicked", "limiter", "on_kick", "outbox", "ping_limiter", "seq", "stream_id", "user_id")
 
     def __init__(self, user_id: str, outbox: Outbox, limiter: TokenBucket, on_kick: Callable[[JamError], None]) -> None:
         self.stream_id = uuid.uuid4().hex
@@ -42,6 +42,7 @@ class Member:
         self.seq = 0
         self.outbox = outbox
         self.limiter = limiter
+        self.ping_limiter = limiter
         self.on_kick = on_kick
         self.kicked = False
 

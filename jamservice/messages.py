@@ -12,6 +12,13 @@ from jamservice.presence import Diff, LoopEventType, State
 MAX_JAM_ID = 64
 MAX_NAME = 64
 _JAM_ID = re.compile(r"[A-Za-z0-9._:-]*")
+# Bidi embeddings, overrides and isolates can make one name display as another.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def unprintable(text: str) -> bool:
+    """Whether text holds control characters, line or paragraph separators, or bidi controls."""
+    return any(unicodedata.category(c) in ("Cc", "Zl", "Zp") or c in _BIDI_CONTROLS for c in text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +35,8 @@ class Join:
             raise BadRequest("jam_id may hold only letters, digits and . _ : -")
         if len(self.name) > MAX_NAME:
             raise BadRequest(f"name is longer than {MAX_NAME} characters")
-        if any(unicodedata.category(c) == "Cc" for c in self.name):
-            raise BadRequest("name must not contain control characters")
+        if unprintable(self.name):
+            raise BadRequest("name must not contain control characters, line separators or bidi controls")
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,8 @@ log = logging.getLogger("jamservice")
 
 # Clients may ping this often (with the README's recommended client options they ping every 20 s).
 MIN_CLIENT_PING_INTERVAL_MS = 5000
+# Of the shutdown grace period, the time kept for cancelling what is left and exiting.
+STOP_MARGIN_SECONDS = 0.3
 # grpc core's own hard limit of calls waiting to be picked up.
 MIN_PENDING_CALLS = 3000
 
@@ -48,6 +50,7 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
         # allow at least as many as --max-streams, which then refuses the extra ones with a status.
         ("grpc.server.max_pending_requests", max(settings.max_streams, MIN_PENDING_CALLS)),
         ("grpc.server.max_pending_requests_hard_limit", max(settings.max_streams, MIN_PENDING_CALLS)),
+        ("grpc.max_concurrent_streams", settings.max_streams_per_connection),
         ("grpc.so_reuseport", 0),
     ]
 
@@ -63,10 +66,13 @@ class JamServer:
 
     async def stop(self, grace: float) -> None:
         """Turn health to NOT_SERVING, refuse new streams, process every leave, end the streams, stop."""
-        for service in ("", SERVICE_NAME):
-            await self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        await self.health.enter_graceful_shutdown()
         await self.servicer.hub.close()
-        await self.server.stop(grace)
+        # Streams whose status waits behind unread messages are cancelled when the grace runs out;
+        # keep a margin so the process is gone within the grace period.
+        await self.server.stop(max(0.0, deadline - loop.time() - STOP_MARGIN_SECONDS))
         await self.servicer.close()
         await self.servicer.hub.backend.disconnect()
 

@@ -36,6 +36,7 @@ STATUS: dict[type[errors.JamError], grpc.StatusCode] = {
     errors.SlowConsumer: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.TooManyStreams: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.JoinTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.ShuttingDown: grpc.StatusCode.UNAVAILABLE,
 }
 
@@ -62,15 +63,14 @@ class JamServicer:
                 TokenBucket(self.settings.loop_event_rate, self.settings.loop_event_burst),
                 lambda error: self._kick(context, member, error),
             )
+            member.ping_limiter = TokenBucket(self.settings.ping_rate, self.settings.ping_burst)
             self.hub.attach(member)
         except errors.JamError as error:
             await self._refuse(context, error)
         try:
-            # Headers go first, on their own: a status sent while the first message is still being
-            # written would otherwise carry headers again, which grpc refuses (TOO_MANY_OPERATIONS).
-            await context.send_initial_metadata(())
             try:
-                await self._read(context, member)
+                if await self._send_headers(context):
+                    await self._read(context, member)
             finally:
                 await self.hub.detach(member)
             await member.outbox.flush()
@@ -81,6 +81,17 @@ class JamServicer:
                 await context.abort(status_of(error), str(error))
         finally:
             await member.outbox.discard()
+
+    async def _send_headers(self, context: grpc.aio.ServicerContext[bytes, bytes]) -> bool:
+        """Send the response headers on their own; False when the call is already gone."""
+        # A status sent while the first message is still being written would otherwise carry the
+        # headers again, which grpc refuses (TOO_MANY_OPERATIONS) and the client never hears why.
+        try:
+            await context.send_initial_metadata(())
+        except Exception:
+            log.debug("call ended before its headers were sent", exc_info=True)
+            return False
+        return True
 
     async def _refuse(self, context: grpc.aio.ServicerContext[bytes, bytes], error: errors.JamError) -> None:
         """End a stream that was never let in, once its first request has arrived (or a moment passed)."""
@@ -108,8 +119,20 @@ class JamServicer:
 
     async def _read(self, context: grpc.aio.ServicerContext[bytes, bytes], member: Member) -> None:
         joined_once = False
+        loop = asyncio.get_running_loop()
+        seat_deadline = loop.time() + self.settings.join_timeout_seconds
         while True:
-            raw = await context.read()
+            if member.seq:
+                raw = await context.read()
+            else:
+                # A stream that has never held a seat must get one in time, or it would keep a
+                # slot of --max-streams for nothing.
+                try:
+                    raw = await asyncio.wait_for(context.read(), max(0.0, seat_deadline - loop.time()))
+                except TimeoutError:
+                    raise errors.JoinTimeout(
+                        f"no seat within {self.settings.join_timeout_seconds:g} s: send a Join first"
+                    ) from None
             if raw is grpc.aio.EOF:
                 return
             if member.kicked:
@@ -126,6 +149,10 @@ class JamServicer:
                     raise errors.Impersonation("loop_event.user_id must be empty or your own user id")
                 await self.hub.play(member, request.loop_event)
             elif isinstance(request, Ping):
+                if not member.ping_limiter.allow():
+                    raise errors.RateLimited(
+                        f"more than {self.settings.ping_rate:g} pings a second (burst {self.settings.ping_burst:g})"
+                    )
                 self.hub.send(member, Pong(request.client_time, time.time_ns()))
 
     def _kick(self, context: grpc.aio.ServicerContext[bytes, bytes], member: Member, error: errors.JamError) -> None:

@@ -24,6 +24,7 @@ BAD_CREDENTIALS: dict[str, Metadata] = {
     "malformed token": (("authorization", "Bearer not-a-jwt"),),
     "wrongly signed": (("authorization", f"Bearer {make_token('some-other-secret-of-enough-length', 'ann')}"),),
     "expired": (("authorization", f"Bearer {make_token(SECRET, 'ann', ttl_seconds=-60)}"),),
+    "subject with control characters": (("authorization", "Bearer " + make_token(SECRET, "ann\u202e\n")),),
 }
 
 

@@ -71,6 +71,8 @@ BAD_JOINS = [
     pytest.param(join_request(name="n" * 65), "name is longer than 64 characters", id="name-too-long"),
     pytest.param(join_request(name="bell\x07"), "control characters", id="name-with-bell"),
     pytest.param(join_request(name="two\nlines"), "control characters", id="name-with-newline"),
+    pytest.param(join_request(name="evil\u202eroom"), "bidi controls", id="name-with-bidi-override"),
+    pytest.param(join_request(name="one\u2028two"), "line separators", id="name-with-line-separator"),
 ]
 
 BAD_REQUESTS = [

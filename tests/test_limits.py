@@ -18,11 +18,15 @@ StartHarness = Callable[..., Awaitable[Harness]]
 RESOURCE_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 LIMITS = [
-    ("outbox_size", "--outbox-size", "JAM_OUTBOX_SIZE", "7", 7),
+    ("outbox_size", "--outbox-size", "JAM_OUTBOX_SIZE", "17", 17),
     ("max_message_bytes", "--max-message-bytes", "JAM_MAX_MESSAGE_BYTES", "4096", 4096),
     ("loop_event_rate", "--loop-event-rate", "JAM_LOOP_EVENT_RATE", "2.5", 2.5),
     ("loop_event_burst", "--loop-event-burst", "JAM_LOOP_EVENT_BURST", "9", 9),
     ("max_streams", "--max-streams", "JAM_MAX_STREAMS", "5", 5),
+    ("max_streams_per_connection", "--max-streams-per-connection", "JAM_MAX_STREAMS_PER_CONNECTION", "50", 50),
+    ("ping_rate", "--ping-rate", "JAM_PING_RATE", "3.5", 3.5),
+    ("ping_burst", "--ping-burst", "JAM_PING_BURST", "6", 6),
+    ("join_timeout_seconds", "--join-timeout-seconds", "JAM_JOIN_TIMEOUT_SECONDS", "2.5", 2.5),
     ("keepalive_seconds", "--keepalive-seconds", "JAM_KEEPALIVE_SECONDS", "3", 3),
     ("keepalive_timeout_seconds", "--keepalive-timeout-seconds", "JAM_KEEPALIVE_TIMEOUT_SECONDS", "4", 4),
     ("grace_seconds", "--grace-seconds", "JAM_GRACE_SECONDS", "1.5", 1.5),
@@ -157,3 +161,65 @@ def test_non_positive_limits_are_rejected(name: str, flag: str, env: str, raw: s
     with pytest.raises(SystemExit) as env_exit:
         Settings.from_args([], environ={env: bad})
     assert flag_exit.value.code == env_exit.value.code == 2
+
+
+async def test_a_stream_that_never_joins_is_ended_and_frees_its_slot(make_harness: StartHarness) -> None:
+    harness = await make_harness(join_timeout_seconds=0.5, max_streams=1)
+    silent = harness.client()
+    code, details = await silent.status(timeout=5)
+    assert code == grpc.StatusCode.DEADLINE_EXCEEDED and "Join" in details
+    member = harness.client()
+    await member.join("room")
+    assert member.jam_id == "room"
+
+
+async def test_a_redirected_stream_must_still_take_a_seat_in_time(make_harness: StartHarness) -> None:
+    harness = await make_harness(join_timeout_seconds=0.5)
+    for _ in range(7):
+        await harness.joined("full")
+    waiting = harness.client()
+    await waiting.send(pb.JamRequest(join=pb.Join(jam_id="full")))
+    assert (await waiting.next("join_redirect")).join_redirect.requested_jam_id == "full"
+    assert (await waiting.status(timeout=5))[0] == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+async def test_a_seated_member_is_not_timed_out(make_harness: StartHarness) -> None:
+    harness = await make_harness(join_timeout_seconds=0.3)
+    member = await harness.joined("room")
+    other = await harness.joined("room")
+    await member.diff()
+    # Well past the join deadline, the seated member still plays.
+    await asyncio.sleep(0.6)
+    await other.play()
+    assert (await member.diff()).joins[other.user_id].metas[0].loop_event == PLAYED
+
+
+async def test_pings_past_their_burst_end_the_stream(make_harness: StartHarness) -> None:
+    harness = await make_harness(ping_rate=1, ping_burst=5)
+    watcher = await harness.joined("room")
+    flooder = await harness.joined("room")
+    await watcher.diff()
+    for _ in range(6):
+        await flooder.send(pb.JamRequest(ping=pb.Ping()))
+    code, details = await flooder.status()
+    assert code == RESOURCE_EXHAUSTED and "pings" in details
+    assert list((await watcher.diff()).leaves) == [flooder.user_id]
+
+
+async def test_streams_cancelled_as_they_open_give_their_slots_back(make_harness: StartHarness) -> None:
+    harness = await make_harness(max_streams=50)
+    channel = harness.channel()
+    for round_ in range(4):
+        calls = [harness.client(channel) for _ in range(50)]
+        if round_ % 2:
+            await asyncio.gather(*(c.send(pb.JamRequest(join=pb.Join(jam_id="room"))) for c in calls))
+        for call in calls:
+            call.cancel()
+    hub = harness.server.servicer.hub
+
+    async def empty() -> bool:
+        return not hub.members
+
+    await harness.wait_until(empty)
+    member = harness.client()
+    await member.join("room")
