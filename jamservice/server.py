@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -25,6 +26,8 @@ log = logging.getLogger("jamservice")
 
 # Clients may ping this often (with the README's recommended client options they ping every 20 s).
 MIN_CLIENT_PING_INTERVAL_MS = 5000
+# Python's defaults are (700, 10, 10).
+GC_THRESHOLDS = (20000, 50, 100)
 # Of the shutdown grace period, the time kept for cancelling what is left and exiting.
 STOP_MARGIN_SECONDS = 0.3
 # grpc core's own hard limit of calls waiting to be picked up.
@@ -110,6 +113,10 @@ async def start(settings: Settings) -> JamServer:
 async def serve(settings: Settings) -> None:
     """Serve until SIGINT or SIGTERM, then stop within the grace period."""
     running = await start(settings)
+    # Everything built so far lives as long as the process: keep it out of every collection, and
+    # collect the young generation less often, which trims the latency tail under fan-out load.
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
     host = settings.listen.rsplit(":", 1)[0]
     scheme = "tls" if settings.tls_cert else "insecure"
     log.info("jam-server listening on %s:%d (%s, backend %s)", host, running.port, scheme, settings.backend)
