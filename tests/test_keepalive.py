@@ -67,3 +67,19 @@ async def test_client_pinging_as_often_as_allowed_keeps_its_idle_stream(jam: Har
     assert pong.client_time_unix_nanos == 42
     stats = await jam.stats()
     assert stats.user_count == 1
+
+
+async def test_member_whose_process_is_killed_leaves_exactly_once(jam: Harness) -> None:
+    watcher = await jam.joined("doomed", "watcher")
+    async with member_process(jam.address, "doomed") as (process, user_id):
+        assert list((await watcher.diff()).joins) == [user_id]
+        process.send_signal(signal.SIGKILL)
+        diff = await watcher.diff()
+        assert list(diff.leaves) == [user_id] and not diff.joins
+    # Exactly one leave: the next message after a ping is its pong.
+    await watcher.send(pb.JamRequest(ping=pb.Ping(client_time_unix_nanos=7)))
+    assert (await watcher.next("pong")).pong.client_time_unix_nanos == 7
+    stats = await jam.stats()
+    assert (stats.jam_count, stats.user_count) == (1, 1)
+    newcomer = await jam.joined("doomed")
+    assert newcomer.loop_name == "Amsterdam_Layers"
