@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
@@ -78,8 +79,12 @@ class Settings:
                     "ping_rate", "ping_burst", "max_streams", "max_streams_per_connection", "join_timeout_seconds",
                     "keepalive_seconds", "keepalive_timeout_seconds")
         for name in positive:
-            if getattr(self, name) <= 0:
-                return f"--{name.replace('_', '-')} must be positive"
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0:
+                return f"--{name.replace('_', '-')} must be a positive, finite number"
+        host, _, port = self.listen.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            return f"--listen must be HOST:PORT with a port from 0 to 65535, not {self.listen!r}"
         if self.outbox_size < MIN_OUTBOX:
             return f"--outbox-size must be at least {MIN_OUTBOX}: a join alone queues two messages"
         if self.log_level.upper() not in LOG_LEVELS:

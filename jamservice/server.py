@@ -26,6 +26,8 @@ log = logging.getLogger("jamservice")
 
 # Clients may ping this often (with the README's recommended client options they ping every 20 s).
 MIN_CLIENT_PING_INTERVAL_MS = 5000
+# HS256 secrets shorter than the hash are weak (RFC 7518, section 3.2).
+MIN_SECRET_BYTES = 32
 # Python's defaults are (700, 10, 10).
 GC_THRESHOLDS = (20000, 50, 100)
 # Of the shutdown grace period, the time kept for cancelling what is left and exiting.
@@ -119,7 +121,10 @@ async def serve(settings: Settings) -> None:
     gc.set_threshold(*GC_THRESHOLDS)
     host = settings.listen.rsplit(":", 1)[0]
     scheme = "tls" if settings.tls_cert else "insecure"
-    log.info("jam-server listening on %s:%d (%s, backend %s)", host, running.port, scheme, settings.backend)
+    auth = "bearer tokens" if settings.auth_secret else "no auth"
+    log.info("jam-server listening on %s:%d (%s, %s, backend %s)", host, running.port, scheme, auth, settings.backend)
+    if settings.auth_secret and len(settings.auth_secret.encode()) < MIN_SECRET_BYTES:
+        log.warning("the auth secret is shorter than %d bytes: tokens signed with it are easy to forge", MIN_SECRET_BYTES)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

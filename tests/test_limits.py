@@ -154,7 +154,7 @@ def test_each_limit_is_a_flag_and_an_environment_variable(
 
 
 @pytest.mark.parametrize(("name", "flag", "env", "raw", "value"), LIMITS)
-@pytest.mark.parametrize("bad", ["0", "-1"])
+@pytest.mark.parametrize("bad", ["0", "-1", "nan", "inf"])
 def test_non_positive_limits_are_rejected(name: str, flag: str, env: str, raw: str, value: float, bad: str) -> None:
     with pytest.raises(SystemExit) as flag_exit:
         Settings.from_args([flag, bad], environ={})
@@ -223,3 +223,10 @@ async def test_streams_cancelled_as_they_open_give_their_slots_back(make_harness
     await harness.wait_until(empty)
     member = harness.client()
     await member.join("room")
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:99999", "127.0.0.1", "127.0.0.1:http"])
+def test_a_listen_address_without_a_valid_port_is_rejected(listen: str) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        Settings.from_args(["--listen", listen], environ={})
+    assert exit_.value.code == 2

@@ -72,7 +72,7 @@ async def connect(target: Target, timeout: float) -> grpc.aio.Channel:
         await asyncio.wait_for(channel.channel_ready(), timeout)
     except TimeoutError:
         await channel.close()
-        scheme = "TLS" if target.tls_ca else "insecure"
+        scheme = "TLS" if target.tls_ca else "insecure; pass --tls-ca if the server uses TLS"
         raise Unreachable(f"cannot reach {target.server} ({scheme}) within {timeout:g} s") from None
     return channel
 
