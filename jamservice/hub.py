@@ -34,7 +34,14 @@ class Member:
 
     __slots__ = ("jam_id", "kicked", "limiter", "on_kick", "outbox", "ping_limiter", "seq", "stream_id", "user_id")
 
-    def __init__(self, user_id: str, outbox: Outbox, limiter: TokenBucket, on_kick: Callable[[JamError], None]) -> None:
+    def __init__(
+        self,
+        user_id: str,
+        outbox: Outbox,
+        limiter: TokenBucket,
+        ping_limiter: TokenBucket,
+        on_kick: Callable[[JamError], None],
+    ) -> None:
         self.stream_id = uuid.uuid4().hex
         self.user_id = user_id
         self.jam_id: str | None = None
@@ -42,7 +49,7 @@ class Member:
         self.seq = 0
         self.outbox = outbox
         self.limiter = limiter
-        self.ping_limiter = limiter
+        self.ping_limiter = ping_limiter
         self.on_kick = on_kick
         self.kicked = False
 

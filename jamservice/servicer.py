@@ -61,9 +61,9 @@ class JamServicer:
                 self._identify(context),
                 Outbox(self.settings.outbox_size, context.write),
                 TokenBucket(self.settings.loop_event_rate, self.settings.loop_event_burst),
+                TokenBucket(self.settings.ping_rate, self.settings.ping_burst),
                 lambda error: self._kick(context, member, error),
             )
-            member.ping_limiter = TokenBucket(self.settings.ping_rate, self.settings.ping_burst)
             self.hub.attach(member)
         except errors.JamError as error:
             await self._refuse(context, error)
