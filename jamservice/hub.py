@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -19,7 +20,7 @@ from jamservice.errors import (
     SlowConsumer,
     TooManyStreams,
 )
-from jamservice.messages import Joined, LoopChange, Outgoing, Redirected, Snapshot
+from jamservice.messages import Joined, LoopChange, Outgoing, Pong, Redirected, Snapshot
 from jamservice.outbox import Outbox
 from jamservice.presence import LoopEventType
 from jamservice.ratelimit import TokenBucket
@@ -148,6 +149,14 @@ class JamHub:
                 f"more than {member.limiter.rate:g} loop events a second (burst {member.limiter.burst:g})"
             )
         await self.backend.set_loop_event(member.jam_id, member.stream_id, loop_event)
+
+    def pong(self, member: Member, client_time: int) -> None:
+        """Answer a Ping, within the member's ping rate."""
+        if not member.ping_limiter.allow():
+            raise RateLimited(
+                f"more than {member.ping_limiter.rate:g} pings a second (burst {member.ping_limiter.burst:g})"
+            )
+        self.send(member, Pong(client_time, time.time_ns()))
 
     async def stats(self) -> dict[str, int]:
         """Every jam and its number of streams."""

@@ -48,7 +48,7 @@ class Play:
 
     def __post_init__(self) -> None:
         if self.loop_event not in (LoopEventType.PLAYED, LoopEventType.STOPPED):
-            raise BadRequest("loop_event type must be PLAYED or STOPPED")
+            raise BadRequest("loop_event type must be LOOP_EVENT_TYPE_PLAYED or LOOP_EVENT_TYPE_STOPPED")
 
 
 @dataclass(frozen=True, slots=True)

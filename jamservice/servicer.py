@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -15,7 +14,7 @@ from jamservice import errors, wire
 from jamservice.auth import Authenticator
 from jamservice.config import Settings
 from jamservice.hub import JamHub, Member
-from jamservice.messages import Join, Ping, Play, Pong
+from jamservice.messages import Join, Ping, Play
 from jamservice.outbox import Outbox
 from jamservice.ratelimit import TokenBucket
 from jamservice.v1 import jam_pb2 as pb
@@ -149,11 +148,7 @@ class JamServicer:
                     raise errors.Impersonation("loop_event.user_id must be empty or your own user id")
                 await self.hub.play(member, request.loop_event)
             elif isinstance(request, Ping):
-                if not member.ping_limiter.allow():
-                    raise errors.RateLimited(
-                        f"more than {self.settings.ping_rate:g} pings a second (burst {self.settings.ping_burst:g})"
-                    )
-                self.hub.send(member, Pong(request.client_time, time.time_ns()))
+                self.hub.pong(member, request.client_time)
 
     def _kick(self, context: grpc.aio.ServicerContext[bytes, bytes], member: Member, error: errors.JamError) -> None:
         task = asyncio.get_running_loop().create_task(self._abort(context, member, error))

@@ -21,9 +21,10 @@ def decode_request(raw: bytes) -> Request:
         return Join(jam_id=request.join.jam_id, name=request.join.name)
     if kind == "loop_event":
         event = request.loop_event
-        if event.type not in (LoopEventType.PLAYED, LoopEventType.STOPPED):
-            raise BadRequest("loop_event type must be LOOP_EVENT_TYPE_PLAYED or LOOP_EVENT_TYPE_STOPPED")
-        return Play(loop_event=LoopEventType(event.type), user_id=event.user_id)
+        # proto3 enums are open: a number we do not know is refused like UNSPECIFIED, by Play.
+        known = event.type in LoopEventType._value2member_map_
+        loop_event = LoopEventType(event.type) if known else LoopEventType.UNSPECIFIED
+        return Play(loop_event=loop_event, user_id=event.user_id)
     if kind == "ping":
         return Ping(client_time=request.ping.client_time_unix_nanos)
     raise BadRequest("JamRequest has no kind set: send join, loop_event or ping")
